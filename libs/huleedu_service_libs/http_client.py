@@ -75,7 +75,7 @@ def _is_retryable_exception(exc: BaseException) -> bool:
 
 
 def _make_wait(policy: RetryPolicy):
-    backoff = wait_exponential_jitter(initial=policy.initial_backoff, max=policy.max_backoff)
+    backoff = wait_exponential_jitter(multiplier=policy.initial_backoff, max=policy.max_backoff)
 
     def wait(state: RetryCallState) -> float:
         outcome = state.outcome

@@ -69,15 +69,38 @@ async def read_json_object(max_bytes: int | None = None) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"Request body is not valid UTF-8 (byte {exc.start}).") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequestError(
-            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
-        ) from None
+    data = strict_json_loads(text, what="Request body")
     if not isinstance(data, dict):
         raise BadRequestError(f"Request body must be a JSON object, got {type(data).__name__}.")
     return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {literal[:40]} is out of range")
+    return value
+
+
+def strict_json_loads(text: str, *, what: str = "Request body") -> Any:
+    """``json.loads`` that only accepts standard JSON and never raises anything but a 400.
+
+    Rejects NaN/Infinity (and numbers that overflow to them), which PostgreSQL jsonb and
+    other parsers refuse; turns over-deep nesting (RecursionError) and over-long integers
+    (ValueError) into the same ``BadRequestError`` as a syntax error.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except RecursionError:
+        raise BadRequestError(f"{what} is not acceptable JSON: nested too deeply.") from None
+    except ValueError as exc:
+        raise BadRequestError(f"{what} is not acceptable JSON: {exc}.") from None
 
 
 def validate_model(model: type[ModelT], data: Any) -> ModelT:

@@ -7,7 +7,6 @@ variable, and ``load_settings`` turns them into one readable message.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import quote
 
@@ -16,8 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def running_in_container() -> bool:
-    """True inside Docker/compose, where database hosts are compose service names."""
-    return Path("/.dockerenv").exists() or os.environ.get("HULEEDU_IN_CONTAINER") == "1"
+    """True inside our compose stack (its Dockerfile sets HULEEDU_IN_CONTAINER=1), where
+    database hosts are compose service names. Explicit, because sandboxes and CI runners
+    are often containers themselves (/.dockerenv) without being our stack."""
+    return os.environ.get("HULEEDU_IN_CONTAINER") == "1"
 
 
 class ServiceSettingsBase(BaseSettings):
