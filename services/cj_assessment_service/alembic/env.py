@@ -1,0 +1,7 @@
+from huleedu_service_libs.alembic_env import run_alembic_env
+from huleedu_service_libs.settings import load_settings
+from services.cj_assessment_service.config import CJAssessmentServiceSettings
+from services.cj_assessment_service.models_db import Base
+
+
+run_alembic_env(Base.metadata, lambda: load_settings(CJAssessmentServiceSettings).sqlalchemy_url)
