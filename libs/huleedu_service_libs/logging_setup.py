@@ -1,14 +1,18 @@
 """structlog set-up: JSON lines in containers, readable console output in development.
 
+Our own events take structlog's fast path (a filtering bound logger that renders and
+writes one line, without the standard-library logging machinery: it runs once per request).
 Standard-library loggers (uvicorn, alembic, sqlalchemy) are routed through the same
-renderer, and handlers are replaced rather than added, so every event is printed once.
+processors and renderer by one root handler, and handlers are replaced rather than added,
+so every event is printed once, in one format, on stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+import threading
+from typing import Any, Literal
 
 import structlog
 
@@ -31,8 +35,7 @@ def configure_logging(service_name: str, *, log_format: LogFormat = "console", l
 
     shared_processors: list = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_correlation_id,
         _add_service,
@@ -42,14 +45,20 @@ def configure_logging(service_name: str, *, log_format: LogFormat = "console", l
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    exception_formatter = structlog.processors.format_exc_info if log_format == "json" else None
     structlog.configure(
-        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[
+            structlog.stdlib.add_logger_name,
+            *shared_processors,
+            *([exception_formatter] if exception_formatter else []),
+            renderer,
+        ],
+        logger_factory=_StderrLoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared_processors,
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared_processors],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info if log_format == "json" else (lambda _l, _n, e: e),
@@ -76,5 +85,29 @@ def configure_logging(service_name: str, *, log_format: LogFormat = "console", l
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)
+class _StderrLogger:
+    """Writes each rendered event as one line to the *current* ``sys.stderr`` (looked up per
+    call, so test runners that swap the stream keep working)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name  # read by structlog.stdlib.add_logger_name
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+class _StderrLoggerFactory:
+    def __call__(self, *args: Any) -> _StderrLogger:
+        return _StderrLogger(args[0] if args else None)
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger whose events carry ``logger=<name>`` like the standard-library ones."""
+    return structlog.get_logger(name) if name else structlog.get_logger()

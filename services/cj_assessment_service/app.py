@@ -14,7 +14,9 @@ from huleedu_service_libs.quart_app import configure_service_app
 from huleedu_service_libs.settings import load_settings
 from services.cj_assessment_service.api.anchor_routes import anchor_bp
 from services.cj_assessment_service.api.assignment_routes import assignment_bp
+from services.cj_assessment_service.api.batch_routes import batch_bp
 from services.cj_assessment_service.api.grade_scale_routes import grade_scale_bp
+from services.cj_assessment_service.cj_core_logic.worker import BatchWorkerPool, WorkSignal
 from services.cj_assessment_service.config import SERVICE_NAME, CJAssessmentServiceSettings
 from services.cj_assessment_service.di import (
     CJAssessmentServiceProvider,
@@ -52,7 +54,23 @@ def create_app(
     app.register_blueprint(grade_scale_bp)
     app.register_blueprint(assignment_bp)
     app.register_blueprint(anchor_bp)
+    app.register_blueprint(batch_bp)
     QuartDishka(app=app, container=container)
+
+    @app.before_serving
+    async def _start_batch_workers() -> None:
+        # Background workers claim batches from PostgreSQL (worker_count=0 disables them).
+        if settings.worker_count > 0:
+            pool = await container.get(BatchWorkerPool)
+            (await container.get(WorkSignal)).subscribe(pool.wake)
+            await pool.start()
+            app.extensions["cj_batch_workers"] = pool
+
+    @app.after_serving
+    async def _stop_batch_workers() -> None:
+        pool = app.extensions.pop("cj_batch_workers", None)
+        if pool is not None:
+            await pool.stop()
 
     @app.after_serving
     async def _close_container() -> None:

@@ -1,4 +1,5 @@
-"""dishka providers of the CJ Assessment Service: settings, engine, repositories, Content Service client."""
+"""dishka providers of the CJ Assessment Service: settings, engine, repositories, Content Service client,
+and the batch pipeline (batch repository, submission policy, background worker pool)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from huleedu_service_libs.database import create_engine
 from huleedu_service_libs.http_client import create_http_client
+from services.cj_assessment_service.batches_logic import BatchPolicy
+from services.cj_assessment_service.cj_core_logic.worker import BatchWorkerPool, WorkerSettings, WorkSignal
 from services.cj_assessment_service.config import CJAssessmentServiceSettings
+from services.cj_assessment_service.implementations.batch_repository import PostgresBatchRepository
 from services.cj_assessment_service.implementations.content_client import HttpContentClient
 from services.cj_assessment_service.implementations.postgres_repository import (
     PostgresAnchorRepository,
@@ -23,6 +27,7 @@ from services.cj_assessment_service.protocols import (
     ContentClientProtocol,
     GradeScaleRepositoryProtocol,
 )
+from services.cj_assessment_service.protocols_batches import BatchRepositoryProtocol
 
 
 class CJAssessmentServiceProvider(Provider):
@@ -55,6 +60,58 @@ class CJAssessmentServiceProvider(Provider):
     @provide
     def anchors(self, engine: AsyncEngine) -> AnchorRepositoryProtocol:
         return PostgresAnchorRepository(engine)
+
+    # --- batches: repository, submission policy, background workers -------------------------
+
+    @provide
+    def batches(self, engine: AsyncEngine) -> BatchRepositoryProtocol:
+        return PostgresBatchRepository(engine)
+
+    @provide
+    def batch_policy(self, settings: CJAssessmentServiceSettings) -> BatchPolicy:
+        return BatchPolicy(
+            judge_defaults=settings.judge_defaults,
+            default_comparisons_per_essay=settings.default_comparisons_per_essay,
+            max_comparisons_limit=settings.max_comparisons_limit,
+            max_essays=settings.max_essays_per_batch,
+        )
+
+    @provide
+    def work_signal(self) -> WorkSignal:
+        return WorkSignal()
+
+    @provide
+    def worker_pool(
+        self,
+        settings: CJAssessmentServiceSettings,
+        batches: BatchRepositoryProtocol,
+        assignments: AssignmentRepositoryProtocol,
+        anchors: AnchorRepositoryProtocol,
+        grade_scales: GradeScaleRepositoryProtocol,
+        content: ContentClientProtocol,
+    ) -> BatchWorkerPool:
+        return BatchWorkerPool(
+            batches=batches,
+            assignments=assignments,
+            anchors=anchors,
+            grade_scales=grade_scales,
+            content=content,
+            worker_count=settings.worker_count,
+            settings=WorkerSettings(
+                judge_defaults=settings.judge_defaults,
+                judge_concurrency=settings.judge_concurrency,
+                rate_limit_per_second=settings.judge_rate_limit_per_second,
+                poll_interval_seconds=settings.worker_poll_interval_seconds,
+                lease_seconds=settings.worker_lease_seconds,
+                min_comparisons_per_essay=settings.min_comparisons_per_essay,
+                stability_threshold=settings.stability_threshold,
+                failure_rate_threshold=settings.failure_rate_threshold,
+                failure_min_attempts=settings.failure_min_attempts,
+                prior_sd=settings.prior_sd,
+                transient_retry_seconds=settings.worker_retry_seconds,
+                content_fetch_concurrency=settings.content_check_concurrency,
+            ),
+        )
 
 
 class ContentClientProvider(Provider):
