@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from huleedu_service_libs.database import database_errors_as_unavailable
+from huleedu_service_libs.logging_setup import get_logger
 from services.cj_assessment_service.models_db_batches import (
     ACTIVE_BATCH_STATUSES,
     CJBatch,
@@ -103,6 +104,9 @@ _RECORD_OUTCOME = text(
     bindparam("justification", type_=Text),
     bindparam("judge_model", type_=String),
 )
+
+
+logger = get_logger(__name__)
 
 
 def _lease_interval(seconds: float) -> timedelta:
@@ -414,15 +418,20 @@ class PostgresBatchRepository:
                 raise LeaseLostError(
                     f"batch {batch_pk} moved on (status {row.status}, round {row.current_round})"
                 )
-            queued = (
-                await session.execute(
-                    select(func.count()).where(CJComparison.batch_pk == batch_pk, CJComparison.status == "queued")
-                )
+            # The budget is counted in slots: every slot ever created is done, failed or
+            # queued, so the log itself says how much of the budget is committed. A round
+            # planned from an older snapshot is trimmed to what is left, never over it.
+            slots_used = (
+                await session.execute(select(func.count()).where(CJComparison.batch_pk == batch_pk))
             ).scalar_one()
-            if row.comparisons_done + row.comparisons_failed + queued + len(pairs) > row.max_comparisons:
-                raise ValueError(
-                    f"round {round_number} of {len(pairs)} pairs would exceed the budget of batch {batch_pk}"
+            room = max(0, row.max_comparisons - slots_used)
+            if len(pairs) > room:
+                logger.warning(
+                    "round_trimmed_to_budget", batch_pk=batch_pk, round=round_number, planned=len(pairs), room=room
                 )
+                pairs = list(pairs)[:room]
+            if not pairs:
+                return []
             inserted: list[ComparisonRecord] = []
             if pairs:
                 result = await session.execute(

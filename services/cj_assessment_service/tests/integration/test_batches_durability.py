@@ -178,7 +178,10 @@ async def test_a_lease_is_exclusive_and_an_expired_owner_can_write_nothing(
         assert (counters.comparisons_done, counters.written) == (1, True)
         again = await repository.record_outcome(first.pk, "worker-b", comparisons[0].id, outcome)
         assert (again.comparisons_done, again.written) == (1, False)  # a slot counts once
-        with pytest.raises(ValueError):  # the budget (5) can never be exceeded
-            await repository.start_round(first.pk, "worker-b", round_number=2, pairs=[(0, 1)] * 4)
+        # The budget (5) can never be exceeded: a round planned too large is trimmed to the room left.
+        trimmed = await repository.start_round(first.pk, "worker-b", round_number=2, pairs=[(0, 1)] * 4)
+        assert len(trimmed) == 3
+        assert await repository.start_round(first.pk, "worker-b", round_number=3, pairs=[(0, 2)]) == []
+        assert len(await repository.comparisons(first.pk)) == 5
     finally:
         await engine.dispose()
