@@ -28,7 +28,11 @@ def python_path_env() -> str:
 
 
 class ServiceProcess:
-    """``python -m <module>`` with env, on a port, waited on until /healthz answers 200."""
+    """``python -m <module>`` with env, on a port, waited on until /healthz answers 200.
+
+    The generous start-up timeout is for shared 2-core CI machines, where importing the
+    scientific stack and running migrations under load can take tens of seconds.
+    """
 
     def __init__(self, module: str, *, env: dict[str, str], port: int | None = None, log_path: Path | None = None):
         self.module = module
@@ -42,7 +46,7 @@ class ServiceProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, timeout: float = 60.0) -> None:
+    def start(self, *, timeout: float = 150.0) -> None:
         env = {**os.environ, **self.env, "PYTHONPATH": python_path_env()}
         if self.log_path is not None:
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -91,6 +95,6 @@ class ServiceProcess:
             self._log_file.close()
             self._log_file = None
 
-    def restart(self, *, timeout: float = 60.0) -> None:
+    def restart(self, *, timeout: float = 150.0) -> None:
         self.stop()
         self.start(timeout=timeout)
