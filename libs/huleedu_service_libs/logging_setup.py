@@ -43,7 +43,14 @@ def configure_logging(service_name: str, *, log_format: LogFormat = "console", l
     renderer = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # A plain traceback: rich's default shows every frame's local variables, which
+            # puts request bodies (and anything secret in scope) into the log, and pretty-
+            # printing a deeply nested body under a RecursionError kept the event loop busy
+            # for minutes, freezing the whole service on one bad request.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     exception_formatter = structlog.processors.format_exc_info if log_format == "json" else None
     structlog.configure(

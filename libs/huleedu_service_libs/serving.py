@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from huleedu_service_libs.logging_setup import get_logger
 
@@ -27,11 +30,33 @@ def run_migrations(alembic_ini: Path, database_url: str) -> None:
     logger.info("migrations_done", alembic_ini=str(alembic_ini))
 
 
+def _frozen_after_build(factory_path: str) -> Callable[[], Any]:
+    """The app factory, followed by ``gc.freeze()``.
+
+    Everything built at start-up (modules, classes, the app and its wiring: ~100k objects)
+    lives as long as the process. Left in the collector's oldest generation, every full
+    collection re-scans all of it, stalling requests for tens of milliseconds; frozen, it
+    is skipped.
+    """
+    from uvicorn.importer import import_from_string
+
+    factory = import_from_string(factory_path)
+
+    def build() -> Any:
+        app = factory()
+        gc.collect()
+        gc.freeze()
+        return app
+
+    return build
+
+
 def serve(app_path: str, *, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     uvicorn.run(
-        app_path,
+        # Several workers need an import string (each worker imports it); one can take the factory.
+        _frozen_after_build(app_path) if workers == 1 else app_path,
         factory=True,
         host=host,
         port=port,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -21,6 +23,22 @@ class ContentServiceSettings(ServiceSettingsBase):
         default=10 * 1024 * 1024,
         ge=1,
         description="Largest request body accepted by POST /v1/content; larger ones get 413",
+    )
+
+    # A fixed pool: with overflow, every burst above the pool size opens and closes
+    # connections (TCP + TLS + auth) on the hot path. Requests beyond it wait (pool_timeout).
+    db_pool_size: int = Field(default=20, ge=1, le=200, description="PostgreSQL connections kept open")
+    db_max_overflow: int = Field(
+        default=0, ge=0, le=200, description="Extra short-lived connections allowed above the pool size"
+    )
+
+    db_pre_ping: Literal["socket", "query"] = Field(
+        default="socket",
+        description=(
+            "How pooled connections are checked on checkout: 'socket' replaces connections the server "
+            "closed without a round trip and pings only long-idle ones; 'query' is SQLAlchemy's "
+            "pool_pre_ping (a query per checkout)"
+        ),
     )
 
     _compose_db_host: str = "content_service_db"

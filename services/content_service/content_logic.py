@@ -7,12 +7,12 @@ is stored, and raises typed errors that the edge turns into the JSON envelope.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from typing import Any
 
 from huleedu_service_libs.errors import BadRequestError, NotFoundError, ValidationError
+from huleedu_service_libs.quart_app import strict_json_loads
 from services.content_service.protocols import (
     ContentRecord,
     ContentRepositoryProtocol,
@@ -50,10 +50,7 @@ def _decode_json_upload(body: bytes) -> tuple[bytes, dict[str, Any] | None]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"JSON body is not valid UTF-8 (byte {exc.start}).") from None
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequestError(f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    payload = strict_json_loads(text, what="JSON body")
     if not isinstance(payload, dict):
         raise BadRequestError(f"JSON body must be an object, got {type(payload).__name__}.")
     unknown = sorted(set(payload) - {"content", "metadata"})
@@ -81,14 +78,23 @@ def _decode_json_upload(body: bytes) -> tuple[bytes, dict[str, Any] | None]:
 
 
 def _check_metadata_storable(metadata: dict[str, Any]) -> None:
-    # PostgreSQL jsonb rejects NUL characters and text without a UTF-8 form.
-    serialised = json.dumps(metadata, ensure_ascii=False)
-    if "\x00" in serialised:
-        raise ValidationError("Field 'metadata' must not contain NUL characters (\\u0000).")
-    try:
-        serialised.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequestError("Field 'metadata' contains an unpaired surrogate.") from None
+    # PostgreSQL jsonb rejects NUL characters and text without a UTF-8 form, in keys and
+    # values alike. (json.dumps escapes NUL as "\\u0000", so walk the strings themselves.)
+    stack: list[Any] = [metadata]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise ValidationError("Field 'metadata' must not contain NUL characters (\\u0000).")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequestError("Field 'metadata' contains an unpaired surrogate.") from None
 
 
 async def store_upload(
