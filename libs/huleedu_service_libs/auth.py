@@ -1,4 +1,5 @@
-"""Bearer-token auth: when a service has a token configured, every route but health needs it."""
+"""Bearer-token auth: with a token configured, every route needs it except the public paths
+(health, metrics, the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import hmac
 
 from huleedu_service_libs.errors import AuthenticationError
 
-# Routes that orchestrators and scrapers call without credentials.
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics"})
+# Routes that orchestrators, scrapers and API tooling call without credentials.
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 
 
 def check_bearer_token(authorization_header: str | None, expected_token: str) -> None:

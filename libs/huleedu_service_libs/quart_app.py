@@ -3,7 +3,8 @@
 ``configure_service_app`` installs, in one place: correlation ids, bearer-token auth,
 the JSON error envelope for every error (ours, Quart's 400/404/405/413, and anything
 unexpected, which becomes a 500 without a stack trace), request metrics and logs,
-``/healthz`` and ``/metrics``. Routes then only parse, call and shape.
+``/healthz``, ``/metrics`` and the OpenAPI document at ``/openapi.json``. Routes then only
+parse, call and shape.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from huleedu_service_libs.errors import (
 )
 from huleedu_service_libs.logging_setup import get_logger
 from huleedu_service_libs.metrics import HttpMetrics
+from huleedu_service_libs.openapi import install_openapi
 
 logger = get_logger(__name__)
 
@@ -135,30 +137,51 @@ def configure_service_app(
     metrics = HttpMetrics.create(service_name)
     app.extensions["huleedu_metrics"] = metrics
     app.config["PROPAGATE_EXCEPTIONS"] = False
+    install_openapi(app, title=service_name, public_paths=public_paths, bearer_auth=bool(api_token))
+
+    # Per-request bookkeeping runs on every request: resolve the request proxy once and
+    # reuse the labelled metric children instead of looking them up each time.
+    counters: dict[tuple[str, str, int], Any] = {}
+    histograms: dict[tuple[str, str], Any] = {}
 
     @app.before_request
     async def _begin_request() -> None:
+        req = request._get_current_object()
         g.request_started = time.perf_counter()
-        set_correlation_id(normalise_incoming(request.headers.get(CORRELATION_HEADER)))
-        if api_token and request.path not in public_paths:
-            check_bearer_token(request.headers.get("Authorization"), api_token)
+        set_correlation_id(normalise_incoming(req.headers.get(CORRELATION_HEADER)))
+        if api_token and req.path not in public_paths:
+            check_bearer_token(req.headers.get("Authorization"), api_token)
 
     @app.after_request
     async def _finish_request(response: Response) -> Response:
+        req = request._get_current_object()
         correlation_id = get_correlation_id()
         if correlation_id:
             response.headers[CORRELATION_HEADER] = correlation_id
-        started = getattr(g, "request_started", None)
+        started = g.get("request_started")
         elapsed = time.perf_counter() - started if started is not None else 0.0
-        route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        metrics.requests_total.labels(service_name, request.method, route, str(response.status_code)).inc()
-        metrics.request_duration_seconds.labels(service_name, request.method, route).observe(elapsed)
-        if request.path not in public_paths:
+        rule = req.url_rule
+        route = rule.rule if rule is not None else "(unmatched)"
+        method, status = req.method, response.status_code
+        counter = counters.get((method, route, status))
+        if counter is None:
+            counter = counters[(method, route, status)] = metrics.requests_total.labels(
+                service_name, method, route, str(status)
+            )
+        counter.inc()
+        histogram = histograms.get((method, route))
+        if histogram is None:
+            histogram = histograms[(method, route)] = metrics.request_duration_seconds.labels(
+                service_name, method, route
+            )
+        histogram.observe(elapsed)
+        path = req.path
+        if path not in public_paths:
             logger.info(
                 "request_completed",
-                method=request.method,
-                path=request.path,
-                status=response.status_code,
+                method=method,
+                path=path,
+                status=status,
                 duration_ms=round(elapsed * 1000, 2),
             )
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dishka import FromDishka
 from quart import Blueprint, Response, request
 from quart_dishka import inject
+from quart_schema import document_request
 
 from huleedu_service_libs.quart_app import json_response
 from services.cj_assessment_service import anchors_logic
@@ -29,6 +30,7 @@ anchor_bp = Blueprint("anchors", __name__, url_prefix="/api/v1")
 
 
 @anchor_bp.post("/anchors/register")
+@document_request(RegisterAnchorBody)
 @inject
 async def register_anchor(
     assignments: FromDishka[AssignmentRepositoryProtocol],
@@ -94,6 +96,7 @@ async def verify_anchors(
 
 
 @anchor_bp.post("/assignments/<assignment_id>/anchors/prune")
+@document_request(PruneBody)
 @inject
 async def prune_anchors(
     assignment_id: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dishka import FromDishka
 from quart import Blueprint, Response, request
 from quart_dishka import inject
+from quart_schema import document_request
 
 from huleedu_service_libs.quart_app import json_response
 from services.cj_assessment_service import assignments_logic
@@ -21,6 +22,7 @@ assignment_bp = Blueprint("assignments", __name__, url_prefix="/api/v1/assignmen
 
 
 @assignment_bp.put("/<assignment_id>")
+@document_request(AssignmentBody)
 @inject
 async def put_assignment(
     assignment_id: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dishka import FromDishka
 from quart import Blueprint, Response, request
 from quart_dishka import inject
+from quart_schema import document_request
 
 from huleedu_service_libs.errors import ValidationError
 from huleedu_service_libs.quart_app import json_response
@@ -28,6 +29,7 @@ MAX_LIST_LIMIT = 500
 
 
 @batch_bp.post("")
+@document_request(BatchBody)
 @inject
 async def submit_batch(
     batches: FromDishka[BatchRepositoryProtocol],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dishka import FromDishka
 from quart import Blueprint, Response
 from quart_dishka import inject
+from quart_schema import document_request
 
 from huleedu_service_libs.quart_app import json_response
 from services.cj_assessment_service import grade_scales_logic
@@ -31,6 +32,7 @@ async def get_grade_scale(scale_id: str, scales: FromDishka[GradeScaleRepository
 
 
 @grade_scale_bp.put("/<scale_id>")
+@document_request(GradeScaleBody)
 @inject
 async def put_grade_scale(scale_id: str, scales: FromDishka[GradeScaleRepositoryProtocol]) -> Response:
     scale_id = check_identifier(scale_id, "scale_id", max_length=64)

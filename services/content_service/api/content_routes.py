@@ -27,6 +27,11 @@ def _record_json(record: ContentRecord) -> dict:
 @content_bp.post("")
 @inject
 async def upload_content(repository: FromDishka[ContentRepositoryProtocol]) -> Response:
+    """Store a blob: the raw body as sent, or JSON ``{"content": "<text>", "metadata": {...}}``.
+
+    201 with the record (``storage_id``, ``content_size``, ``content_type``, ``sha256``), or 200
+    with the existing record when the same bytes were stored with the same type.
+    """
     result = await content_logic.store_upload(
         repository,
         body=await request.get_data(cache=False),
@@ -44,6 +49,7 @@ async def upload_content(repository: FromDishka[ContentRepositoryProtocol]) -> R
 @content_bp.route("/<path:storage_id>", methods=["GET", "HEAD"])
 @inject
 async def download_content(storage_id: str, repository: FromDishka[ContentRepositoryProtocol]) -> Response:
+    """The stored bytes with their content type and an ETag; HEAD gives existence and size only."""
     if request.method == "HEAD":
         # Existence and size without reading the blob from the database.
         record = await content_logic.describe_content(repository, storage_id)
