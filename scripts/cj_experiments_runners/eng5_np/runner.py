@@ -280,7 +280,7 @@ class Runner:
         shown = essays if len(essays) <= limit else essays[: limit - 10] + [None] + essays[-10:]
         for e in shown:
             if e is None:
-                table.add_row("…", f"({len(essays) - limit + 1} more in the report)", "", "", "", "", "", "", "")
+                table.add_row("…", f"({len(essays) - limit} more in the report)", "", "", "", "", "", "", "")
                 continue
             grade = f"[bold]{e.anchor_grade}*[/bold]" if e.is_anchor else (e.projected_grade or "–")
             table.add_row(
