@@ -186,24 +186,34 @@ def _check_judge_credentials(settings: JudgeSettings) -> None:
         raise ValidationError(f"The judge cannot be used: {exc}.", details={"field": "judge"}) from None
 
 
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False
+def _check_storable(value: Any, field: str) -> None:
+    """PostgreSQL jsonb (and text) cannot hold NUL or text without a UTF-8 form, in keys and
+    values alike: say so as a 422 instead of failing the insert. Iterative, so no depth of
+    nesting can exhaust the stack."""
+    stack: list[Any] = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, str):
+            if "\x00" in current:
+                raise ValidationError(
+                    f"Field '{field}' must not contain NUL characters (\\u0000).", details={"field": field}
+                )
+            try:
+                current.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError(
+                    f"Field '{field}' contains an unpaired surrogate.", details={"field": field}
+                ) from None
 
 
 def _check_metadata(metadata: dict[str, Any], settings: JudgeSettings) -> None:
+    _check_storable(metadata, "metadata")
     serialised = json.dumps(metadata, ensure_ascii=False)
-    if _contains_nul(metadata):  # PostgreSQL jsonb cannot hold \u0000
-        raise ValidationError("Field 'metadata' must not contain NUL characters (\\u0000).", details={"field": "metadata"})
-    try:
-        serialised.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Field 'metadata' contains an unpaired surrogate.", details={"field": "metadata"}) from None
     try:
         metadata_request_options(settings.metadata_transport, metadata)
     except JudgeCallError as exc:
@@ -270,6 +280,7 @@ async def submit_batch(
     on_created: Callable[[], None] | None = None,
 ) -> SubmissionResult:
     _check_essays(submission, policy)
+    _check_storable(submission.judge, "judge")
     judge_settings = resolve_judge_settings(policy, submission.judge)
     metadata = dict(submission.metadata or {})
     _check_metadata(metadata, judge_settings)

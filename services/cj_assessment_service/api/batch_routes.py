@@ -71,7 +71,8 @@ async def list_batches(batches: FromDishka[BatchRepositoryProtocol]) -> Response
     if assignment_id is not None:
         check_identifier(assignment_id, "assignment_id")
     limit_text = request.args.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
+    # isascii(): str.isdigit() also accepts "²" and other scripts' digits, which int() rejects.
+    if not (limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 6) or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
         raise ValidationError(
             f"Invalid limit: use a whole number from 1 to {MAX_LIST_LIMIT}.", details={"field": "limit"}
         )

@@ -23,6 +23,13 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL (the insert fails); newlines and tabs are fine.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return value
+
+
 def _valid_unicode(value: str) -> str:
     # JSON allows "\\ud800"; such text has no UTF-8 form and cannot be stored.
     try:
@@ -50,6 +57,7 @@ Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS),
     AfterValidator(_valid_unicode),
+    AfterValidator(_no_nul),
 ]
 # Essay text is stored exactly as sent (no stripping); it only has to contain something.
 EssayText = Annotated[str, AfterValidator(_not_blank), AfterValidator(_valid_unicode)]
@@ -62,7 +70,12 @@ class _Body(BaseModel):
 class GradeScaleBody(_Body):
     grades: list[Grade] = Field(min_length=2, max_length=100, description="Grades from the lowest to the highest")
     below_lowest: Grade | None = None
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+    description: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=2000),
+        AfterValidator(_valid_unicode),
+        AfterValidator(_no_nul),
+    ] = ""
 
     @field_validator("grades")
     @classmethod
@@ -94,7 +107,8 @@ class PruneBody(_Body):
 
 def check_identifier(value: str, field: str, *, max_length: int = 128) -> str:
     """Validate an id taken from the URL path (→ 422 naming it)."""
-    if not (1 <= len(value) <= max_length) or not ID_PATTERN.match(value):
+    # fullmatch: with match, "$" also matches before a trailing newline ("a%0A" got through).
+    if not (1 <= len(value) <= max_length) or not ID_PATTERN.fullmatch(value):
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise ValidationError(
             f"Invalid {field}: use 1-{max_length} characters: {ID_HINT}.",

