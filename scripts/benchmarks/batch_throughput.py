@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{prefix}JUDGE_RATE_LIMIT_PER_SECOND": "0",
                 # The benchmark measures the budget-bound case: never stop early as "stable".
                 f"{prefix}STABILITY_THRESHOLD": "0",
+                # The batch points its judge at the local fake server.
+                f"{prefix}JUDGE_BATCH_BASE_URLS": f'["{judge.base_url}"]',
             },
             port=cj_port,
             log_path=workdir / "cj_assessment_service.log",

@@ -73,6 +73,7 @@ class BatchPolicy:
     """The service settings that shape a submission."""
 
     judge_defaults: JudgeSettings
+    allowed_judge_base_urls: tuple[str, ...] = ()
     default_comparisons_per_essay: int = 10
     max_comparisons_limit: int = 100_000
     max_essays: int = 5_000
@@ -155,6 +156,16 @@ def resolve_judge_settings(policy: BatchPolicy, override: Mapping[str, Any] | No
             "the service: CJ_ASSESSMENT_SERVICE_JUDGE_API_KEY, or OPENAI_API_KEY / ANTHROPIC_API_KEY.",
             details={"field": "judge.api_key"},
         )
+    requested_url = (override or {}).get("base_url")
+    if requested_url is not None and requested_url != policy.judge_defaults.base_url:
+        # Essays (and any key) go wherever base_url points: only operator-approved servers.
+        allowed = policy.allowed_judge_base_urls
+        if not isinstance(requested_url, str) or not any(requested_url.startswith(prefix) for prefix in allowed):
+            raise ValidationError(
+                "judge.base_url is not on the service's allow-list; list the server's URL prefix in "
+                "CJ_ASSESSMENT_SERVICE_JUDGE_BATCH_BASE_URLS, or configure it as CJ_ASSESSMENT_SERVICE_JUDGE_BASE_URL.",
+                details={"field": "judge.base_url", "allowed_prefixes": list(allowed)},
+            )
     try:
         return merge_judge_settings(policy.judge_defaults, override)
     except pydantic.ValidationError as exc:

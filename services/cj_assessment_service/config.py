@@ -62,6 +62,14 @@ class CJAssessmentServiceSettings(ServiceSettingsBase):
     judge_base_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL incl. /v1 (vLLM, Ollama, a gateway); unset: the SDK's"
     )
+    judge_batch_base_urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "URL prefixes a batch's judge.base_url may point at, as a JSON list "
+            '(e.g. ["http://127.0.0.1:8000/v1"]); empty: batches use the service\'s judge URL only, '
+            "so a client cannot have essays sent to a server of its choosing"
+        ),
+    )
     judge_api_key: SecretStr | None = Field(
         default=None, description="Judge API key; when unset OPENAI_API_KEY / ANTHROPIC_API_KEY are used"
     )

@@ -71,6 +71,7 @@ class CJAssessmentServiceProvider(Provider):
     def batch_policy(self, settings: CJAssessmentServiceSettings) -> BatchPolicy:
         return BatchPolicy(
             judge_defaults=settings.judge_defaults,
+            allowed_judge_base_urls=tuple(settings.judge_batch_base_urls),
             default_comparisons_per_essay=settings.default_comparisons_per_essay,
             max_comparisons_limit=settings.max_comparisons_limit,
             max_essays=settings.max_essays_per_batch,

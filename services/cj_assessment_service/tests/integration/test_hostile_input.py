@@ -137,3 +137,17 @@ async def test_batch_list_limit_accepts_only_ascii_whole_numbers(cj_client, clea
     response = await cj_client.get("/api/v1/batches", query_string={"limit": limit})
     assert response.status_code == 422, await response.get_data(as_text=True)
     assert error_of(await response.get_json())["details"]["field"] == "limit"
+
+
+async def test_batch_judge_url_off_the_allow_list_is_refused(make_cj_app, clean_databases: str) -> None:
+    # Essays (and any API key) go wherever base_url points: a client may not choose the server.
+    async with make_cj_app(judge_batch_base_urls=["http://127.0.0.1:"]) as client:
+        await put_assignment(client, ASSIGNMENT, "swedish_8_anchor")
+        response = await client.post(
+            "/api/v1/batches",
+            json=_batch_body(judge={"kind": "openai", "model": "m", "base_url": "http://attacker.example/v1"}),
+        )
+    assert response.status_code == 422, await response.get_data(as_text=True)
+    error = error_of(await response.get_json())
+    assert error["details"]["field"] == "judge.base_url"
+    assert await _count(clean_databases, "cj_batches") == 0
