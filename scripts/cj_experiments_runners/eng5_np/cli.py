@@ -124,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--judge", "--llm-provider", dest="judge", choices=("heuristic", "simulated", "openai", "anthropic"),
                        help="judge kind for this batch")
     judge.add_argument("--judge-model", "--llm-model", dest="judge_model", help="model name for openai/anthropic")
-    judge.add_argument("--judge-base-url", help="OpenAI-compatible base URL (vLLM, Ollama, …)")
+    judge.add_argument(
+        "--judge-base-url",
+        help="OpenAI-compatible base URL (vLLM, Ollama, …); the service accepts it only when it is on its "
+        "allow-list CJ_ASSESSMENT_SERVICE_JUDGE_BATCH_BASE_URLS",
+    )
     judge.add_argument("--judge-settings", help="extra judge settings as a JSON object")
     conn = parser.add_argument_group("services")
     conn.add_argument("--cj-url", help="CJ Assessment Service base URL")
