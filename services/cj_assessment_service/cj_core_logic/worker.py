@@ -584,6 +584,20 @@ class BatchWorkerPool:
         if batch is not None:
             context.batch = batch
             self._check_failure_rate(batch.comparisons_done, batch.comparisons_failed)
+            if batch.comparisons_done == 0 and batch.comparisons_failed > 0:
+                # Below the failure-rate minimum (small budgets) but still nothing to score:
+                # "completed" with no judgement at all would look like a result.
+                raise _BatchFailed(
+                    "no_successful_comparisons",
+                    {
+                        "code": "no_successful_comparisons",
+                        "message": (
+                            f"All {batch.comparisons_failed} comparisons failed, so there is nothing to score; "
+                            "see the comparison log for the judge's errors."
+                        ),
+                        "comparisons_failed": batch.comparisons_failed,
+                    },
+                )
         await self._batches.begin_scoring(pk, owner, stop_reason=stop_reason or "budget")
         logger.info(
             "batch_comparing_finished", batch_id=context.batch.batch_id, stop_reason=stop_reason,

@@ -396,6 +396,27 @@ async def test_a_judge_that_keeps_failing_fails_the_batch_with_the_reason(
         assert response.status_code == 409
 
 
+async def test_a_small_batch_whose_every_comparison_failed_is_failed_not_completed(
+    make_cj_app, fake_judge: FakeOpenAIServer
+) -> None:
+    from tests.fakes.fake_openai_server import ServerError
+
+    fake_judge.set_default(ServerError(503))
+    # A budget below failure_min_attempts: the failure-rate rule cannot fire.
+    async with make_cj_app(**{**FAST_WORKER, "failure_min_attempts": 10, "judge_max_retries": 0}) as client:
+        await setup_assignment(client, anchors=[])
+        response = await client.post(
+            "/api/v1/batches",
+            json={"batch_id": "batch-all-failed", "assignment_id": ASSIGNMENT, "essays": essays(3),
+                  "max_comparisons": 3, "judge": openai_judge(fake_judge)},
+        )
+        assert response.status_code == 202
+        batch = await wait_for_batch(client, "batch-all-failed")
+        assert batch["status"] == "failed"
+        assert batch["stop_reason"] == "no_successful_comparisons"
+        assert batch["progress"]["comparisons_failed"] == 3
+
+
 async def test_scores_that_stop_moving_end_the_batch_as_stable(make_cj_app) -> None:
     # The offline heuristic judge (the service default) is deterministic; with a generous
     # threshold the scores count as stable once every essay has its minimum comparisons.
