@@ -60,4 +60,7 @@ async def download_content(storage_id: str, repository: FromDishka[ContentReposi
         record = blob.record
         response = Response(blob.data, status=200, content_type=record.content_type)
     response.headers["ETag"] = f'"{record.sha256}"'
+    # Blobs are served with whatever type the uploader claimed (text/html included): browsers
+    # must not sniff them into something executable.
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -127,6 +127,7 @@ async def test_binary_with_nul_bytes_round_trips_exactly(mock_client) -> None:
     assert await fetched.get_data() == body
     assert fetched.headers["Content-Type"] == "application/octet-stream"
     assert fetched.headers["ETag"] == f'"{hashlib.sha256(body).hexdigest()}"'
+    assert fetched.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize("form", ["upper", "dashed", "dashed_upper"])
