@@ -21,6 +21,7 @@ from typing import Any
 import pydantic
 
 from huleedu_service_libs.errors import ConflictError, NotFoundError, ValidationError
+from huleedu_service_libs.jsonb import find_unstorable_text
 from huleedu_service_libs.logging_setup import get_logger
 from services.cj_assessment_service import assignments_logic
 from services.cj_assessment_service.cj_core_logic.judging import (
@@ -198,28 +199,12 @@ def _check_judge_credentials(settings: JudgeSettings) -> None:
 
 
 def _check_storable(value: Any, field: str) -> None:
-    """PostgreSQL jsonb (and text) cannot hold NUL or text without a UTF-8 form, in keys and
-    values alike: say so as a 422 instead of failing the insert. Iterative, so no depth of
-    nesting can exhaust the stack."""
-    stack: list[Any] = [value]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            stack.extend(current.keys())
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
-        elif isinstance(current, str):
-            if "\x00" in current:
-                raise ValidationError(
-                    f"Field '{field}' must not contain NUL characters (\\u0000).", details={"field": field}
-                )
-            try:
-                current.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValidationError(
-                    f"Field '{field}' contains an unpaired surrogate.", details={"field": field}
-                ) from None
+    """A 422 instead of a failed insert for text PostgreSQL cannot store."""
+    problem = find_unstorable_text(value)
+    if problem == "nul":
+        raise ValidationError(f"Field '{field}' must not contain NUL characters (\\u0000).", details={"field": field})
+    if problem == "surrogate":
+        raise ValidationError(f"Field '{field}' contains an unpaired surrogate.", details={"field": field})
 
 
 def _check_metadata(metadata: dict[str, Any], settings: JudgeSettings) -> None:

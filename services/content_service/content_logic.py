@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from huleedu_service_libs.errors import BadRequestError, NotFoundError, ValidationError
+from huleedu_service_libs.jsonb import find_unstorable_text
 from huleedu_service_libs.quart_app import strict_json_loads
 from services.content_service.protocols import (
     ContentRecord,
@@ -78,23 +79,11 @@ def _decode_json_upload(body: bytes) -> tuple[bytes, dict[str, Any] | None]:
 
 
 def _check_metadata_storable(metadata: dict[str, Any]) -> None:
-    # PostgreSQL jsonb rejects NUL characters and text without a UTF-8 form, in keys and
-    # values alike. (json.dumps escapes NUL as "\\u0000", so walk the strings themselves.)
-    stack: list[Any] = [metadata]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str):
-            if "\x00" in value:
-                raise ValidationError("Field 'metadata' must not contain NUL characters (\\u0000).")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadRequestError("Field 'metadata' contains an unpaired surrogate.") from None
+    problem = find_unstorable_text(metadata)
+    if problem == "nul":
+        raise ValidationError("Field 'metadata' must not contain NUL characters (\\u0000).")
+    if problem == "surrogate":
+        raise BadRequestError("Field 'metadata' contains an unpaired surrogate.")
 
 
 async def store_upload(
