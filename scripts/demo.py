@@ -22,27 +22,23 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-for _path in (str(REPO_ROOT), str(REPO_ROOT / "libs")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from scripts import devstack  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np import __version__  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.artefacts import default_output_dir  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.client import Endpoint  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.data.build_data_files import (  # noqa: E402
+from scripts import devstack
+from scripts.cj_experiments_runners.eng5_np import __version__
+from scripts.cj_experiments_runners.eng5_np.artefacts import default_output_dir
+from scripts.cj_experiments_runners.eng5_np.client import Endpoint
+from scripts.cj_experiments_runners.eng5_np.data.build_data_files import (
     ELLIPSE_DIR,
     anchor_records,
     load_prompt,
     overall_grade,
     split_anchors,
 )
-from scripts.cj_experiments_runners.eng5_np.errors import RunnerError  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.inputs import Essay, EssaySet  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.runner import Runner, execute  # noqa: E402
+from scripts.cj_experiments_runners.eng5_np.errors import RunnerError
+from scripts.cj_experiments_runners.eng5_np.inputs import Essay, EssaySet
+from scripts.cj_experiments_runners.eng5_np.runner import Runner, execute
 
 SCALE_ID = "ellipse_overall_9_step"
 SCALE_GRADES = [f"{x / 2:.1f}" for x in range(2, 11)]  # "1.0" … "5.0"

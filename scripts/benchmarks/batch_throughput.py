@@ -35,22 +35,18 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-for _path in (str(REPO_ROOT), str(REPO_ROOT / "libs")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+import httpx
 
-import httpx  # noqa: E402
-
-from huleedu_service_libs.postgres_server import (  # noqa: E402
+from huleedu_service_libs.postgres_server import (
     PostgresServer,
     create_database,
     drop_database,
     start_embedded,
 )
-from huleedu_service_libs.testing.processes import ServiceProcess, free_port  # noqa: E402
-from tests.fakes.fake_openai_server import FakeOpenAIServer  # noqa: E402
+from huleedu_service_libs.testing.processes import ServiceProcess, free_port
+from tests.fakes.fake_openai_server import FakeOpenAIServer
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET_RATIO = 1.25
 ELLIPSE_DIR = REPO_ROOT / "scripts" / "cj_experiments_runners" / "eng5_np" / "data" / "ellipse"
 

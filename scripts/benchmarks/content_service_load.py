@@ -40,20 +40,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-for _path in (str(REPO_ROOT), str(REPO_ROOT / "libs")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
-import psutil  # noqa: E402
+import psutil
 
-from huleedu_service_libs.postgres_server import (  # noqa: E402
+from huleedu_service_libs.postgres_server import (
     PostgresServer,
     create_database,
     drop_database,
     start_embedded,
 )
-from huleedu_service_libs.testing.processes import ServiceProcess, free_port  # noqa: E402
+from huleedu_service_libs.testing.processes import ServiceProcess, free_port
 
 ESSAY_CONTENT_TYPE = "text/plain; charset=utf-8"
 WRK_INSTALL_HINT = "install it with `sudo apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk` (macOS)"

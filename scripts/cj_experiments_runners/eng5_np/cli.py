@@ -56,35 +56,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-for _path in (str(REPO_ROOT), str(REPO_ROOT / "libs")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from scripts.cj_experiments_runners.eng5_np import __version__  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.artefacts import (  # noqa: E402
+from scripts.cj_experiments_runners.eng5_np import __version__
+from scripts.cj_experiments_runners.eng5_np.artefacts import (
     default_output_dir,
     now_iso,
     runner_info,
     write_skeleton,
 )
-from scripts.cj_experiments_runners.eng5_np.client import resolve_endpoints  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.errors import (  # noqa: E402
+from scripts.cj_experiments_runners.eng5_np.client import resolve_endpoints
+from scripts.cj_experiments_runners.eng5_np.errors import (
     EXIT_FAILURE,
     InputError,
     NotFound,
     RunnerError,
 )
-from scripts.cj_experiments_runners.eng5_np.inputs import (  # noqa: E402
+from scripts.cj_experiments_runners.eng5_np.inputs import (
     EssaySet,
     check_grades,
     load_anchors,
     load_essays,
 )
-from scripts.cj_experiments_runners.eng5_np.results import pick  # noqa: E402
-from scripts.cj_experiments_runners.eng5_np.runner import Runner, execute, finish  # noqa: E402
+from scripts.cj_experiments_runners.eng5_np.results import pick
+from scripts.cj_experiments_runners.eng5_np.runner import Runner, execute, finish
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_STUDENTS = DATA_DIR / "eng5_np_students.jsonl"
